@@ -1,0 +1,72 @@
+// Turns the `throughput` part of GET /stats into chart series. Pure functions, no DOM.
+
+import { formatCount, formatRate } from "./format.js";
+
+export const WINDOW_SECONDS = 15 * 60;
+const DEFAULT_BUCKET_SECONDS = 10;
+
+function addBucket(totalsByStart, bucket, bucketSeconds) {
+  const atMs = Date.parse(bucket.at);
+  if (Number.isNaN(atMs)) {
+    return;
+  }
+  const start = Math.floor(atMs / 1000 / bucketSeconds) * bucketSeconds;
+  const totals = totalsByStart.get(start) ?? { completed: 0, failed: 0 };
+  totals.completed += Number.isFinite(bucket.completed) ? bucket.completed : 0;
+  totals.failed += Number.isFinite(bucket.failed) ? bucket.failed : 0;
+  totalsByStart.set(start, totals);
+}
+
+// Returns { bucketSeconds, times, completed, failed }: one entry per bucket over the last
+// 15 minutes, times in Unix seconds (as uPlot expects) and rates in jobs per second.
+// Buckets that the server left out count as zero.
+export function buildThroughputSeries(throughput, nowMs = Date.now()) {
+  const bucketSeconds =
+    Number.isInteger(throughput?.bucketSeconds) && throughput.bucketSeconds > 0
+      ? throughput.bucketSeconds
+      : DEFAULT_BUCKET_SECONDS;
+
+  const totalsByStart = new Map();
+  for (const bucket of throughput?.buckets ?? []) {
+    addBucket(totalsByStart, bucket, bucketSeconds);
+  }
+
+  // The window ends at the later of the browser clock and the newest bucket, so a browser
+  // clock that runs behind the server does not hide the newest data.
+  const nowBucket = Math.floor(nowMs / 1000 / bucketSeconds) * bucketSeconds;
+  const newest = Math.max(nowBucket, ...totalsByStart.keys());
+  const count = Math.max(1, Math.floor(WINDOW_SECONDS / bucketSeconds));
+
+  const series = { bucketSeconds, times: [], completed: [], failed: [] };
+  for (let index = count - 1; index >= 0; index -= 1) {
+    const start = newest - index * bucketSeconds;
+    const totals = totalsByStart.get(start) ?? { completed: 0, failed: 0 };
+    series.times.push(start);
+    series.completed.push(totals.completed / bucketSeconds);
+    series.failed.push(totals.failed / bucketSeconds);
+  }
+  return series;
+}
+
+// Describes the series in one sentence for screen readers and as the chart caption.
+// The newest bucket is still filling, so the recent rate uses the complete buckets of the
+// last minute before it.
+export function summarizeThroughput(series) {
+  const { bucketSeconds, completed, failed } = series;
+  const recentCount = Math.max(1, Math.round(60 / bucketSeconds));
+  const recentEnd = completed.length - 1;
+  const recentStart = Math.max(0, recentEnd - recentCount);
+
+  const averageRate = (rates) => {
+    const window = rates.slice(recentStart, recentEnd);
+    return window.length === 0 ? 0 : window.reduce((sum, rate) => sum + rate, 0) / window.length;
+  };
+  const totalCount = (rates) => Math.round(rates.reduce((sum, rate) => sum + rate * bucketSeconds, 0));
+
+  return (
+    `Last minute: ${formatRate(averageRate(completed))} completed and ` +
+    `${formatRate(averageRate(failed))} failed per second. ` +
+    `Last 15 minutes: ${formatCount(totalCount(completed))} completed, ` +
+    `${formatCount(totalCount(failed))} failed.`
+  );
+}
