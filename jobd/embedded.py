@@ -180,7 +180,8 @@ class EmbeddedPostgres:
             **self._run_as_service_user(),
         )
         if result.returncode != 0:
-            raise EmbeddedServerError(f"initdb failed with code {result.returncode}: {result.stderr.strip()[-2000:]}")
+            hint = f"; as root, PostgreSQL runs as user {SERVICE_USER}, which must be able to enter every parent folder" if self._user else ""
+            raise EmbeddedServerError(f"initdb failed with code {result.returncode}: {result.stderr.strip()[-2000:]}{hint}")
 
     def _adopt_running(self) -> bool:
         """Use a server that a killed jobd process left running on this data folder."""

@@ -114,12 +114,15 @@ class Worker:
         self._ends_ready = asyncio.Event()
         self._stopping = asyncio.Event()
         self._fetchers: list[asyncio.Task] = []
+        self._idle_queues: set[str] = set()  # queues whose fetcher is blocked on Redis
+        self._fetcher_queues: dict[asyncio.Task, str] = {}
         self._heartbeat: asyncio.Task | None = None
         self._flusher: asyncio.Task | None = None
 
     def start(self) -> None:
         for queue in self.settings.queues:
             self._fetchers.append(asyncio.create_task(self._fetch_loop(queue), name=f"jobd-fetch-{queue}"))
+        self._fetcher_queues = dict(zip(self._fetchers, self.settings.queues))
         self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="jobd-heartbeat")
         self._flusher = asyncio.create_task(self._flush_loop(), name="jobd-flush")
         logger.info(
@@ -182,7 +185,11 @@ class Worker:
         job_ids = await self.broker.pop(queue, slots)
         if job_ids:
             return job_ids
-        first = await self.broker.wait_pop(queue, POP_WAIT_SECONDS)
+        self._idle_queues.add(queue)
+        try:
+            first = await self.broker.wait_pop(queue, POP_WAIT_SECONDS)
+        finally:
+            self._idle_queues.discard(queue)
         if first is None:
             return []
         rest = await self.broker.pop(queue, slots - 1) if slots > 1 else []
@@ -367,6 +374,11 @@ class Worker:
         """Stop claiming, let running jobs finish within the grace period, hand back the rest."""
         grace = self.settings.shutdown_grace_seconds if grace_seconds is None else grace_seconds
         self._stopping.set()
+        # A fetcher blocked in its Redis wait holds no claim, so it can stop at once. An id that
+        # the cancelled wait had already popped stays QUEUED, and recovery pushes it again.
+        for task, queue in self._fetcher_queues.items():
+            if queue in self._idle_queues:
+                task.cancel()
         await asyncio.gather(*self._fetchers, return_exceptions=True)
 
         tasks = [job.task for job in self.running.values() if job.task is not None and not job.task.done()]

@@ -84,8 +84,10 @@ export function createLiveConnection({
     }
   }
 
+  // The server ends the stream after a resync message. The caller reloads everything, so the
+  // next connection starts from now: replaying the backlog that overflowed would only repeat it.
   function handleResyncMessage(message) {
-    rememberEventId(message);
+    lastEventId = null;
     const data = parseMessageData(message);
     onResync(data?.reason ?? "unknown");
   }
