@@ -26,7 +26,7 @@ from jobd.errors import InvalidInput, JobNotFound
 from jobd.events import EventFilter, event_json
 from jobd.log import fields
 from jobd.models import Status, iso
-from jobd.store import JobFilter
+from jobd.store import UNAVAILABLE, JobFilter
 from jobd.validation import (
     parse_body,
     parse_cursor,
@@ -36,7 +36,6 @@ from jobd.validation import (
     parse_status,
     parse_text_filter,
 )
-from jobd.worker import DATABASE_ERRORS
 
 if TYPE_CHECKING:
     from jobd.node import Node
@@ -364,7 +363,7 @@ def create_app(node: Node) -> Starlette:
         ClientDisconnect: on_client_disconnect,
         Exception: on_unexpected,
     }
-    for error_type in DATABASE_ERRORS:
+    for error_type in UNAVAILABLE:
         handlers[error_type] = on_database_error
     app = Starlette(routes=routes, exception_handlers=handlers)
     app.add_middleware(SecurityHeaders)

@@ -23,6 +23,16 @@ from jobd.models import CANCELLABLE, RETRYABLE, TERMINAL, NewJob, Outcome, Statu
 
 logger = logging.getLogger(__name__)
 
+# Errors that mean PostgreSQL cannot be reached or is restarting, as opposed to a rejected statement.
+UNAVAILABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InterfaceError,
+    OSError,
+    TimeoutError,
+)
+
 MIGRATIONS_LOCK = 7_351_001  # advisory lock key held while migrations run
 MAINTENANCE_LOCK = 7_351_002  # advisory lock key of the one node doing maintenance passes
 
@@ -37,12 +47,12 @@ INSERT_JOBS = f"""
 WITH inserted AS (
     INSERT INTO jobs (id, type, queue, priority, payload, status, schedule_at,
                       max_retries, backoff_seconds, timeout_seconds, queued_at)
-    SELECT u.id, u.type, u.queue, u.priority, u.payload,
+    SELECT u.id, u.type, u.queue, u.priority, u.payload::jsonb,
            CASE WHEN u.schedule_at IS NULL OR u.schedule_at <= now() THEN 'QUEUED' ELSE 'PENDING' END,
            coalesce(u.schedule_at, now()),
            u.max_retries, u.backoff_seconds, u.timeout_seconds,
            CASE WHEN u.schedule_at IS NULL OR u.schedule_at <= now() THEN now() END
-    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::jsonb[], $6::timestamptz[],
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::timestamptz[],
                 $7::int[], $8::int[], $9::int[])
          AS u(id, type, queue, priority, payload, schedule_at, max_retries, backoff_seconds, timeout_seconds)
     RETURNING {JOB_COLUMNS}
@@ -87,12 +97,12 @@ SELECT * FROM claimed
 FINISH_ATTEMPTS = """
 WITH outcomes AS (
     SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[],
-                         $6::jsonb[], $7::text[], $8::text[], $9::float8[])
+                         $6::text[], $7::text[], $8::text[], $9::float8[])
          AS u(id, attempt, node, status, outcome, result, error, traceback, delay)
 ), finished AS (
     UPDATE jobs AS j
     SET status = o.status,
-        result = o.result,
+        result = o.result::jsonb,
         last_error = coalesce(o.error, j.last_error),
         node = NULL,
         lease_expires_at = NULL,
@@ -407,7 +417,8 @@ class Store:
             [job.type for job in jobs],
             [job.queue for job in jobs],
             [job.priority for job in jobs],
-            [job.payload for job in jobs],
+            # JSON travels as text: a list inside a jsonb[] parameter would read as an array dimension.
+            [_encode_json(job.payload) for job in jobs],
             [job.schedule_at for job in jobs],
             [job.retry.max_retries for job in jobs],
             [job.retry.backoff_seconds for job in jobs],
@@ -425,7 +436,7 @@ class Store:
             [end.node for end in ends],
             [str(end.status) for end in ends],
             [str(end.outcome) for end in ends],
-            [end.result for end in ends],
+            [_encode_json(end.result) if end.status is Status.COMPLETED else None for end in ends],
             [end.error for end in ends],
             [end.traceback for end in ends],
             [end.retry_delay_seconds for end in ends],

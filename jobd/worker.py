@@ -183,7 +183,7 @@ class Worker:
 
     async def _pop(self, queue: str, slots: int) -> list[UUID]:
         job_ids = await self.broker.pop(queue, slots)
-        if job_ids:
+        if job_ids or self._stopping.is_set():
             return job_ids
         self._idle_queues.add(queue)
         try:

@@ -4,7 +4,16 @@ import uPlot from "./vendor/uplot/uPlot.esm.js";
 import { formatRate } from "./format.js";
 import { buildThroughputSeries, summarizeThroughput } from "./throughput.js";
 
-const CHART_HEIGHT_PX = 180;
+const CHART_HEIGHT_PX = 150;
+
+// 24-hour clock times, matching the job table.
+const axisTimeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+const legendTimeFormat = new Intl.DateTimeFormat(undefined, {
+  hour: "2-digit",
+  minute: "2-digit",
+  second: "2-digit",
+  hourCycle: "h23",
+});
 const MIN_CHART_WIDTH_PX = 240;
 
 function readCssColor(name) {
@@ -37,7 +46,7 @@ function buildOptions(width) {
       y: { range: (plot, min, max) => [0, Math.max(0.5, max * 1.15)] },
     },
     series: [
-      { label: "Time" },
+      { label: "Time", value: (plot, seconds) => (seconds === null ? "—" : legendTimeFormat.format(seconds * 1000)) },
       {
         label: "Completed/s",
         stroke: colors.completed,
@@ -55,7 +64,7 @@ function buildOptions(width) {
       },
     ],
     axes: [
-      buildAxis(colors),
+      { ...buildAxis(colors), values: (plot, splits) => splits.map((seconds) => axisTimeFormat.format(seconds * 1000)) },
       { ...buildAxis(colors), size: 52, values: (plot, splits) => splits.map((value) => formatRate(value)) },
     ],
     legend: { show: true },

@@ -22,8 +22,7 @@ const dayAndClockFormat = new Intl.DateTimeFormat(undefined, {
 
 const dayFormat = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
 
-const fullFormat = new Intl.DateTimeFormat(undefined, {
-  year: "numeric",
+const fullFormatOptions = {
   month: "short",
   day: "numeric",
   hour: "2-digit",
@@ -32,7 +31,9 @@ const fullFormat = new Intl.DateTimeFormat(undefined, {
   fractionalSecondDigits: 3,
   hourCycle: "h23",
   timeZoneName: "short",
-});
+};
+const fullFormat = new Intl.DateTimeFormat(undefined, fullFormatOptions);
+const fullFormatWithYear = new Intl.DateTimeFormat(undefined, { ...fullFormatOptions, year: "numeric" });
 
 function isSameDay(date, other) {
   return (
@@ -46,8 +47,8 @@ export function isUuid(text) {
   return UUID_PATTERN.test(text);
 }
 
-// UUID v7 ids start with a millisecond timestamp, so jobs created in the same minute share
-// their first characters. The last 8 hex digits are random, so they tell rows apart.
+// UUID v7 ids start with a 48-bit millisecond timestamp, so jobs created within about a minute
+// of each other share their first 8 hex digits. The last 8 are random and tell rows apart.
 export function shortId(id) {
   if (typeof id !== "string" || id.length <= 8) {
     return String(id ?? PLACEHOLDER);
@@ -82,9 +83,14 @@ export function formatPreciseTime(iso, now = new Date()) {
   return isSameDay(date, now) ? clock : `${dayFormat.format(date)}, ${clock}`;
 }
 
-export function formatFullTime(iso) {
+// Formats a time to the millisecond with its time zone. The year appears only when it is
+// not the current one.
+export function formatFullTime(iso, now = new Date()) {
   const date = parseTime(iso);
-  return date === null ? PLACEHOLDER : fullFormat.format(date);
+  if (date === null) {
+    return PLACEHOLDER;
+  }
+  return date.getFullYear() === now.getFullYear() ? fullFormat.format(date) : fullFormatWithYear.format(date);
 }
 
 export function formatDuration(milliseconds) {

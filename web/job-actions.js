@@ -1,4 +1,5 @@
-// Which actions the server allows in which job status, and how the confirm dialog words them.
+// Rules for the job actions: the statuses in which the server allows each one, and the text of
+// its confirm dialog.
 
 export const JOB_ACTIONS = {
   retry: {

@@ -40,6 +40,8 @@ function fillFields(container, job) {
     values[name] = formatFullTime(job[name]);
   }
 
+  container.querySelector('[data-field="lastError"]')?.classList.toggle("error-text", Boolean(job.lastError));
+
   for (const element of container.querySelectorAll("[data-field]")) {
     const name = element.dataset.field;
     if (name === "status") {

@@ -6,6 +6,10 @@ import { applyEventToJob, jobFromCreatedEvent, matchesFilters, mergeFetchedJob }
 
 export const PAGE_SIZE = 50;
 const FETCH_CONCURRENCY = 2;
+// Past this many rows waiting for GET /jobs/{id}, one reload of the page after
+// BURST_RELOAD_DELAY_MS costs the server less than a request per new job.
+const MAX_QUEUED_FETCHES = 10;
+const BURST_RELOAD_DELAY_MS = 1000;
 // Events that arrive while a page loads are kept and applied to the new page. Past this
 // many the page is loaded again, because it is cheaper than replaying them.
 const MAX_BUFFERED_EVENTS = 1000;
@@ -77,7 +81,9 @@ export function createJobTable({ root, fetchJobs, fetchJob, onOpenJob }) {
 
   const rows = new Map();
   const fetchQueue = [];
+  const highlightTimers = new WeakMap();
   let activeFetches = 0;
+  let burstReloadTimer = null;
   let selectedId = null;
 
   const state = {
@@ -86,7 +92,7 @@ export function createJobTable({ root, fetchJobs, fetchJob, onOpenJob }) {
     pageNumber: 1,
     nextCursor: null,
     // True once rows were prepended and the oldest trimmed: nextCursor then points past rows
-    // that were never shown, so "Next page" asks for a fresh first-page cursor first.
+    // that were never shown, so "Next page" requests a fresh first-page cursor first.
     cursorStale: false,
     loadToken: 0,
     loading: false,
@@ -192,12 +198,28 @@ export function createJobTable({ root, fetchJobs, fetchJob, onOpenJob }) {
     }
   }
 
+  // Marks a changed row for HIGHLIGHT_MS. A row that changes again meanwhile keeps its running
+  // animation, so a busy server does not restart animations many times a second.
   function highlight(row) {
-    row.classList.remove("is-updated");
-    // Reading offsetWidth restarts the CSS animation when the class is added again.
-    void row.offsetWidth;
+    clearTimeout(highlightTimers.get(row));
     row.classList.add("is-updated");
-    setTimeout(() => row.classList.remove("is-updated"), HIGHLIGHT_MS);
+    highlightTimers.set(
+      row,
+      setTimeout(() => row.classList.remove("is-updated"), HIGHLIGHT_MS),
+    );
+  }
+
+  function scheduleBurstReload() {
+    fetchQueue.length = 0;
+    if (burstReloadTimer !== null) {
+      return;
+    }
+    burstReloadTimer = setTimeout(() => {
+      burstReloadTimer = null;
+      if (state.cursor === null) {
+        reload();
+      }
+    }, BURST_RELOAD_DELAY_MS);
   }
 
   function trimToPageSize() {
@@ -289,7 +311,11 @@ export function createJobTable({ root, fetchJobs, fetchJob, onOpenJob }) {
       if (matchesFilters(job, state.filters)) {
         prependJob(job);
         fetchQueue.push(job.id);
-        pumpFetchQueue();
+        if (fetchQueue.length > MAX_QUEUED_FETCHES) {
+          scheduleBurstReload();
+        } else {
+          pumpFetchQueue();
+        }
       }
     }
   }

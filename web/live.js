@@ -1,8 +1,8 @@
 // Server-sent events from GET /events, with reconnects that resume after the last seen event.
 //
-// The browser's own EventSource retry would resend the last id in a Last-Event-ID header, but it
-// retries without backoff and a new EventSource cannot set that header. So on any error the
-// connection is closed and reopened here with ?lastEventId=ID.
+// The browser's own EventSource retry resends the last id in a Last-Event-ID header, but at a
+// fixed delay. A new EventSource cannot set that header, so on any error the connection is
+// closed here and reopened after a backoff with ?lastEventId=ID.
 
 export const INITIAL_RECONNECT_DELAY_MS = 1000;
 export const MAX_RECONNECT_DELAY_MS = 30_000;

@@ -1,10 +1,10 @@
-// Short messages under the header, such as "Created job …1a2b3c4d".
+// Short messages in the lower right corner, such as "Created job …1a2b3c4d".
 
-const NOTICE_LIFETIME_MS = 8000;
-const MAX_NOTICES = 4;
+const NOTICE_LIFETIME_MS = 6000;
+const MAX_NOTICES = 3;
 
 // Returns notify(text, { tone, actionLabel, onAction }). tone is "info" or "error". A notice
-// disappears after NOTICE_LIFETIME_MS unless it has keyboard focus, and only the newest
+// disappears after NOTICE_LIFETIME_MS unless focus is inside it, and only the newest
 // MAX_NOTICES stay on screen.
 export function createNotifier(container) {
   function removeLater(notice) {

@@ -3,28 +3,34 @@
 import { formatCount, formatRate } from "./format.js";
 
 export const WINDOW_SECONDS = 15 * 60;
-const DEFAULT_BUCKET_SECONDS = 10;
+// The chart draws buckets of at least this many seconds: 1 s buckets over 15 minutes
+// give 900 points, mostly zero spikes, which are hard to read.
+export const MIN_DISPLAY_BUCKET_SECONDS = 10;
+const DEFAULT_BUCKET_SECONDS = 1;
 
-function addBucket(totalsByStart, bucket, bucketSeconds) {
+function addBucket(totalsByStart, bucket, displayBucketSeconds) {
   const atMs = Date.parse(bucket.at);
   if (Number.isNaN(atMs)) {
     return;
   }
-  const start = Math.floor(atMs / 1000 / bucketSeconds) * bucketSeconds;
+  const start = Math.floor(atMs / 1000 / displayBucketSeconds) * displayBucketSeconds;
   const totals = totalsByStart.get(start) ?? { completed: 0, failed: 0 };
   totals.completed += Number.isFinite(bucket.completed) ? bucket.completed : 0;
   totals.failed += Number.isFinite(bucket.failed) ? bucket.failed : 0;
   totalsByStart.set(start, totals);
 }
 
-// Returns { bucketSeconds, times, completed, failed }: one entry per bucket over the last
-// 15 minutes, times in Unix seconds (as uPlot expects) and rates in jobs per second.
-// Buckets that the server left out count as zero.
+// Returns { bucketSeconds, times, completed, failed }: one entry per display bucket over the
+// last 15 minutes, times in Unix seconds (as uPlot expects) and rates in jobs per second.
+// Server buckets are summed into display buckets of a whole multiple of the server's size,
+// and buckets that the server left out count as zero. The newest bucket is still filling,
+// so its rate divides by the seconds elapsed in it (at least 1) rather than by its full length.
 export function buildThroughputSeries(throughput, nowMs = Date.now()) {
-  const bucketSeconds =
+  const serverBucketSeconds =
     Number.isInteger(throughput?.bucketSeconds) && throughput.bucketSeconds > 0
       ? throughput.bucketSeconds
       : DEFAULT_BUCKET_SECONDS;
+  const bucketSeconds = Math.ceil(MIN_DISPLAY_BUCKET_SECONDS / serverBucketSeconds) * serverBucketSeconds;
 
   const totalsByStart = new Map();
   for (const bucket of throughput?.buckets ?? []) {
@@ -33,17 +39,20 @@ export function buildThroughputSeries(throughput, nowMs = Date.now()) {
 
   // The window ends at the later of the browser clock and the newest bucket, so a browser
   // clock that runs behind the server does not hide the newest data.
-  const nowBucket = Math.floor(nowMs / 1000 / bucketSeconds) * bucketSeconds;
+  const nowSeconds = nowMs / 1000;
+  const nowBucket = Math.floor(nowSeconds / bucketSeconds) * bucketSeconds;
   const newest = Math.max(nowBucket, ...totalsByStart.keys());
   const count = Math.max(1, Math.floor(WINDOW_SECONDS / bucketSeconds));
+  const newestElapsed = Math.min(bucketSeconds, Math.max(1, nowSeconds - newest));
 
   const series = { bucketSeconds, times: [], completed: [], failed: [] };
   for (let index = count - 1; index >= 0; index -= 1) {
     const start = newest - index * bucketSeconds;
     const totals = totalsByStart.get(start) ?? { completed: 0, failed: 0 };
+    const seconds = index === 0 ? newestElapsed : bucketSeconds;
     series.times.push(start);
-    series.completed.push(totals.completed / bucketSeconds);
-    series.failed.push(totals.failed / bucketSeconds);
+    series.completed.push(totals.completed / seconds);
+    series.failed.push(totals.failed / seconds);
   }
   return series;
 }

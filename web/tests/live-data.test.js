@@ -145,15 +145,30 @@ describe("buildThroughputSeries", () => {
     const series = buildThroughputSeries(throughput, now);
     assert.equal(series.times.length, 90);
     assert.equal(series.times.at(-1), Date.parse("2026-12-04T20:15:00Z") / 1000);
-    assert.equal(series.completed.at(-1), 1);
+    // 7 s of the newest bucket have passed, so its 10 jobs are 10/7 per second.
+    assert.equal(series.completed.at(-1), 10 / 7);
     assert.equal(series.completed.at(-2), 2);
     assert.equal(series.failed.at(-2), 0.5);
     assert.equal(series.completed[0], 0);
   });
 
+  it("sums 1 s server buckets into 10 s display buckets", () => {
+    const buckets = [
+      { at: "2026-12-04T20:14:51Z", completed: 3, failed: 1 },
+      { at: "2026-12-04T20:14:52Z", completed: 2, failed: 0 },
+      { at: "2026-12-04T20:14:59Z", completed: 5, failed: 1 },
+    ];
+    const series = buildThroughputSeries({ bucketSeconds: 1, buckets }, now);
+    assert.equal(series.bucketSeconds, 10);
+    assert.equal(series.times.length, 90);
+    assert.equal(series.times.at(-2), Date.parse("2026-12-04T20:14:50Z") / 1000);
+    assert.equal(series.completed.at(-2), 1);
+    assert.equal(series.failed.at(-2), 0.2);
+  });
+
   it("survives a missing throughput object", () => {
     const series = buildThroughputSeries(undefined, now);
-    assert.equal(series.bucketSeconds, 10);
+    assert.equal(series.times.length, 90);
     assert.ok(series.completed.every((rate) => rate === 0));
   });
 
