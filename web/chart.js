@@ -20,6 +20,16 @@ function readCssColor(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 }
 
+// Formats y-axis ticks with as many decimals as the tick step needs: 0, 10, 20 or 0.25, 0.50.
+function formatTickValues(splits) {
+  const step = splits.length > 1 ? Math.abs(splits[1] - splits[0]) : 1;
+  let decimals = 0;
+  while (decimals < 3 && Math.abs(step * 10 ** decimals - Math.round(step * 10 ** decimals)) > 1e-6) {
+    decimals += 1;
+  }
+  return splits.map((value) => value.toFixed(decimals));
+}
+
 function buildAxis(colors) {
   return {
     stroke: colors.axis,
@@ -65,7 +75,7 @@ function buildOptions(width) {
     ],
     axes: [
       { ...buildAxis(colors), values: (plot, splits) => splits.map((seconds) => axisTimeFormat.format(seconds * 1000)) },
-      { ...buildAxis(colors), size: 52, values: (plot, splits) => splits.map((value) => formatRate(value)) },
+      { ...buildAxis(colors), size: 52, values: (plot, splits) => formatTickValues(splits) },
     ],
     legend: { show: true },
   };
