@@ -173,8 +173,11 @@ class Relay:
             connection.terminate()
 
     async def _wait_for_wake(self, timeout: float) -> bool:
+        # asyncio.timeout, not wait_for: on Python 3.11, wait_for can swallow a cancellation
+        # that arrives as the event fires, and the relay would then never stop.
         try:
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
         except TimeoutError:
             return False
         self._wake.clear()

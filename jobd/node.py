@@ -131,12 +131,14 @@ class Node:
     async def health(self) -> dict[str, object]:
         report: dict[str, object] = {"node": self.settings.node_name}
         try:
-            await asyncio.wait_for(self.store.ping(), HEALTH_TIMEOUT_SECONDS)
+            async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
+                await self.store.ping()
             report["postgres"] = "ok"
         except (*DATABASE_ERRORS, asyncio.TimeoutError) as error:
             report["postgres"] = f"unavailable: {error!r}"
         try:
-            await asyncio.wait_for(self.broker.ping(), HEALTH_TIMEOUT_SECONDS)
+            async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
+                await self.broker.ping()
             report["redis"] = "ok"
         except (*broker_module.UNAVAILABLE, broker_module.BrokerError, asyncio.TimeoutError) as error:
             report["redis"] = f"unavailable: {error!r}"

@@ -78,6 +78,7 @@ class Scheduler:
         if seconds <= 0:
             return
         try:
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
         except TimeoutError:
             pass

@@ -57,8 +57,10 @@ WITH inserted AS (
          AS u(id, type, queue, priority, payload, schedule_at, max_retries, backoff_seconds, timeout_seconds)
     RETURNING {JOB_COLUMNS}
 ), events AS (
-    INSERT INTO job_events (job_id, kind, type, queue, status, attempt)
-    SELECT id, 'created', type, queue, status, attempt FROM inserted
+    INSERT INTO job_events (job_id, kind, type, queue, status, attempt, data)
+    SELECT id, 'created', type, queue, status, attempt,
+           jsonb_build_object('priority', priority, 'maxAttempts', max_retries + 1, 'scheduleAt', utc_iso(schedule_at))
+    FROM inserted
 )
 SELECT * FROM inserted
 """
@@ -128,7 +130,7 @@ WITH outcomes AS (
            f.type, f.queue, f.status, f.attempt,
            jsonb_strip_nulls(jsonb_build_object(
                'outcome', o.outcome, 'error', o.error,
-               'retryAt', CASE WHEN f.status = 'PENDING' THEN f.schedule_at END))
+               'retryAt', CASE WHEN f.status = 'PENDING' THEN utc_iso(f.schedule_at) END))
     FROM finished AS f JOIN outcomes AS o ON o.id = f.id
 )
 SELECT id, status, schedule_at FROM finished

@@ -81,7 +81,7 @@ async def migrated(server_urls) -> str:
         await connection.execute(
             "DROP TABLE IF EXISTS jobs, job_attempts, job_events, job_counts, job_count_deltas, "
             "job_finishes, jobd_migrations, probe_runs CASCADE; "
-            "DROP FUNCTION IF EXISTS jobd_notify_events, jobd_count_inserts, jobd_count_deletes, jobd_count_updates CASCADE"
+            "DROP FUNCTION IF EXISTS jobd_notify_events, jobd_count_inserts, jobd_count_deletes, jobd_count_updates, utc_iso CASCADE"
         )
     finally:
         await connection.close()
