@@ -33,6 +33,19 @@ class JobContext:
     attempt: int
     max_attempts: int
     priority: int = 0
+    _report_progress: Callable[[dict], Awaitable[bool]] | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    async def progress(self, percent: float | None = None, message: str | None = None) -> bool:
+        """Publish a `progress` event for this attempt; returns False once the job is no longer this attempt's.
+
+        Call it from `async` handlers only: plain functions run in a thread.
+        """
+        if percent is not None and not 0 <= percent <= 100:
+            raise ValueError(f"percent must be from 0 to 100; got {percent}")
+        if self._report_progress is None:
+            return False
+        data = {key: value for key, value in (("percent", percent), ("message", message)) if value is not None}
+        return await self._report_progress(data)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -260,6 +260,15 @@ WITH deleted AS (
 SELECT id FROM deleted
 """
 
+# A handler's progress report, accepted only while the reporting attempt still holds the job.
+INSERT_PROGRESS = """
+INSERT INTO job_events (job_id, kind, type, queue, status, attempt, data)
+SELECT id, 'progress', type, queue, status, attempt, $4::text::jsonb
+FROM jobs
+WHERE id = $1 AND attempt = $2 AND node = $3 AND status = 'RUNNING'
+RETURNING id
+"""
+
 GET_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"
 
 GET_ATTEMPTS = """
@@ -477,6 +486,9 @@ class Store:
     ) -> list[asyncpg.Record]:
         after_at, after_id = after or (_BEGINNING, UUID(int=0))
         return await self.pool.fetch(STALE_QUEUED, older_than_seconds, now, after_at, after_id, limit)
+
+    async def insert_progress(self, job_id: UUID, attempt: int, node: str, data: dict) -> bool:
+        return await self.pool.fetchval(INSERT_PROGRESS, job_id, attempt, node, _encode_json(data)) is not None
 
     async def get_job(self, job_id: UUID) -> asyncpg.Record | None:
         return await self.pool.fetchrow(GET_JOB, job_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import time
 import traceback
@@ -237,6 +238,7 @@ class Worker:
             attempt=row["attempt"],
             max_attempts=row["attempt_base"] + row["max_retries"] + 1,
             priority=row["priority"],
+            _report_progress=functools.partial(self.store.insert_progress, row["id"], row["attempt"], self.node),
         )
         timeout = row["timeout_seconds"]
         try:

@@ -175,3 +175,16 @@ async def test_bad_last_event_id_is_400(client, header):
     response = await client.get("/events", headers={"Last-Event-ID": header})
 
     assert response.status_code == 400
+
+
+async def test_progress_reports_become_events(node, store):
+    job = new_job(node, "PROGRESS")
+    await node.submit([job])
+
+    async def completed():
+        return (await store.get_job(job.id))["status"] == "COMPLETED"
+
+    await wait_for(completed, message="PROGRESS job to complete")
+    events = await store.get_job_events(job.id)
+    progress = [event["data"] for event in events if event["kind"] == "progress"]
+    assert progress == [{"percent": 25, "message": "step 25"}, {"percent": 50, "message": "step 50"}, {"percent": 100, "message": "step 100"}]

@@ -13,6 +13,7 @@ import asyncio
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -121,13 +122,22 @@ def private_folder(prefix: str) -> Path:
     return folder
 
 
+def postgres_fatal_error(code: str = "57P01", message: str = "terminating connection due to administrator command") -> bytes:
+    """Encode the ErrorResponse that a PostgreSQL backend sends before it closes a session."""
+    body = b"".join(tag + text.encode() + b"\0" for tag, text in ((b"S", "FATAL"), (b"V", "FATAL"), (b"C", code), (b"M", message)))
+    body += b"\0"
+    return b"E" + struct.pack("!I", len(body) + 4) + body
+
+
 class TcpProxy:
     """A TCP proxy on 127.0.0.1 in front of one server, which can partition its clients from it.
 
     `cut` resets every connection and refuses new ones, as a crashed router does. `blackhole`
     keeps connections open but drops every byte, as a silent network partition does: the
-    client sees no error, only missing replies. `reset` ends either fault: it resets the
-    connections again, so that requests stuck in them fail, and forwards new ones.
+    client sees no error, only missing replies. `terminate_sessions` sends each PostgreSQL
+    client a FATAL error but keeps its socket open, as a backend that is shutting down does
+    until it closes the socket. `reset` ends any fault: it resets the connections again, so
+    that requests stuck in them fail, and forwards new ones.
     """
 
     def __init__(self, upstream_port: int):
@@ -137,6 +147,7 @@ class TcpProxy:
         self.dropping = False
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._clients: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -156,6 +167,12 @@ class TcpProxy:
     def blackhole(self) -> None:
         self.dropping = True
 
+    def terminate_sessions(self) -> None:
+        self.refusing = True
+        self.dropping = True
+        for client in list(self._clients):
+            client.write(postgres_fatal_error())
+
     def reset(self) -> None:
         self.refusing = False
         self.dropping = False
@@ -171,6 +188,7 @@ class TcpProxy:
         for writer in list(self._writers):
             writer.transport.abort()
         self._writers.clear()
+        self._clients.clear()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.refusing:
@@ -182,7 +200,9 @@ class TcpProxy:
             writer.transport.abort()
             return
         self._writers.update((writer, upstream_writer))
+        self._clients.add(writer)
         await asyncio.gather(self._pump(reader, upstream_writer), self._pump(upstream_reader, writer), return_exceptions=True)
+        self._clients.discard(writer)
         for end in (writer, upstream_writer):
             self._writers.discard(end)
             end.transport.abort()
@@ -589,6 +609,49 @@ async def test_partitioned_worker_stops_job_before_rescue(settings, store, make_
     finally:
         proxy.reset()
         await partitioned.stop(grace_seconds=0)
+        await proxy.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="DATABASE_ERRORS in jobd/worker.py lacks asyncpg.InternalClientError, which a pooled connection "
+    "raises after an unsolicited FATAL error, so the heartbeat, recovery and relay loops die",
+)
+async def test_terminated_sessions_keep_every_loop_running(settings, store, make_node, registry, use_trace_database):
+    await use_trace_database(settings.database_url)
+    proxy = TcpProxy(urlsplit(settings.database_url).port or 5432)
+    await proxy.start()
+    node = await make_node(database_url=proxy.proxied_url(settings.database_url))
+    try:
+        jobs = new_jobs(settings, registry, 1, "TRACE_ENDS", payload={"seconds": 8}, retryPolicy=RETRY_AT_ONCE)
+        job_id = jobs[0].id
+        await node.submit(jobs)
+        await wait_for(runs_started_in(store.pool, [job_id], os.getpid()), timeout=10, message="the job to start")
+
+        # Every session gets PostgreSQL's FATAL shutdown error with its socket left open, until
+        # the relay's health check (every 2 s) has run into it too.
+        proxy.terminate_sessions()
+        rescuer = await make_node()
+        await wait_for(lambda: not node.relay.connected.is_set(), timeout=10, message="the event relay to notice the error")
+        proxy.reset()
+
+        after = new_jobs(settings, registry, 1)
+        await node.submit(after)
+        await wait_for(all_completed(store.pool, [job_id, after[0].id]), timeout=30, message="both jobs to complete")
+
+        # The 2 s fault is far shorter than the 5 s lease, so the node keeps its job.
+        attempts = await store.get_attempts(job_id)
+        assert [(attempt["attempt"], attempt["outcome"], attempt["node"]) for attempt in attempts] == [
+            (1, "COMPLETED", node.settings.node_name)
+        ]
+        assert_runs_do_not_overlap(await trace_runs(store.pool, [job_id]), {})
+        await wait_for(node.relay.connected.is_set, timeout=15, message="the event relay to listen again")
+        loops = [*node._tasks, node.worker._heartbeat, node.worker._flusher, *node.worker._fetchers]
+        assert [task.get_name() for task in loops if task.done()] == []
+        assert rescuer.recovery is not None
+    finally:
+        proxy.reset()
+        await node.stop(grace_seconds=0)
         await proxy.close()
 
 

@@ -69,6 +69,12 @@ async def gate(job: JobContext) -> str:
     return "released"
 
 
+@registry.handler("PROGRESS")
+async def progress(job: JobContext) -> None:
+    for percent in (25, 50, 100):
+        await job.progress(percent, f"step {percent}")
+
+
 @registry.handler("FAIL")
 async def fail(job: JobContext) -> None:
     runs[job.id] += 1
