@@ -109,8 +109,8 @@ class Api:
         self.node = node
 
     async def _read_body(self, request: Request) -> bytes:
-        # The body may hold a payload encoded as a JSON string, which escapes can grow by
-        # up to six times; anything beyond that cannot pass the payload limit anyway.
+        # A payload sent as a JSON string grows up to six times through escapes (\u0000).
+        # A larger body cannot pass the payload limit, so reading stops there.
         limit = self.node.settings.max_payload_bytes * 6 + 65_536
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:

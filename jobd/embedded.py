@@ -297,7 +297,7 @@ class EmbeddedRedis:
         logger.info("embedded Redis stopped %s", fields(port=self.port))
 
     def _stop_leftover(self) -> None:
-        """Stop a Redis that a killed jobd process left running; it holds nothing worth keeping."""
+        """Stop a Redis that a killed jobd process left running. Its data is only hints, so nothing is lost."""
         try:
             pid = int(self.pid_path.read_text().strip())
             command = Path(f"/proc/{pid}/cmdline").read_bytes()

@@ -28,13 +28,5 @@ class JobNotFound(JobdError):
         self.job_id = job_id
 
 
-class InvalidTransition(JobdError):
-    """An action that the job's current status forbids, such as retrying a COMPLETED job."""
-
-
-class UnknownJobType(JobdError):
-    """No handler is registered for a job's type."""
-
-
 class EmbeddedServerError(JobdError):
     """An embedded PostgreSQL or Redis server failed to start or stop."""

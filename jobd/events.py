@@ -1,9 +1,9 @@
 """The event relay: one LISTEN connection per node, events read from `job_events` by id, and a
 fan-out to Server-Sent Events subscribers through bounded queues.
 
-NOTIFY only wakes the relay; the rows themselves come from the table, so a relay that lost its
-connection catches up by reading from its last id, and a subscriber that reconnects with
-`Last-Event-ID` gets the missed rows from the table too.
+NOTIFY only wakes the relay, and the rows themselves come from the table. A relay that lost
+its connection catches up by reading from its last id. A subscriber that reconnects with
+`Last-Event-ID` gets the rows it missed from the table too.
 """
 
 from __future__ import annotations
@@ -191,8 +191,8 @@ class Relay:
                 self.last_id = row["id"]
             if len(rows) < READ_BATCH:
                 break
-        # Rows above last_id that were not returned belong to a transaction opened before
-        # an older one that is still running; read again shortly instead of skipping them.
+        # Committed rows above last_id that were not returned wait behind an older transaction
+        # that is still running. Read again shortly instead of skipping them.
         if await self.store.events_pending_after(self.last_id):
             asyncio.get_running_loop().call_later(UNSETTLED_RETRY_SECONDS, self._wake.set)
 
@@ -203,4 +203,4 @@ class Relay:
                 subscriber.offer(event)
             if subscriber.overflowed:
                 self.subscribers.discard(subscriber)
-                logger.warning("SSE subscriber fell behind and was told to resync %s", fields(last_event_id=event["id"]))
+                logger.warning("SSE subscriber fell behind; sent resync and closed its stream %s", fields(last_event_id=event["id"]))

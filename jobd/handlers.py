@@ -2,7 +2,7 @@
 
 A handler is an `async def` or a plain function taking a `JobContext`. It returns a
 JSON-serialisable result, which is stored on the job, or raises to fail the attempt. Plain
-functions run in a worker thread so that they never block the event loop.
+functions run in a worker thread (anyio.to_thread) instead of on the event loop.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ Handler = Callable[["JobContext"], Any] | Callable[["JobContext"], Awaitable[Any
 
 @dataclasses.dataclass(frozen=True)
 class JobContext:
-    """What a handler knows about the job it runs."""
+    """The job a handler runs: its identity, payload and attempt number."""
 
     id: UUID
     type: str

@@ -34,7 +34,7 @@ RETRYABLE = frozenset({Status.FAILED, Status.CANCELLED})
 
 
 class Outcome(enum.StrEnum):
-    """How one attempt ended."""
+    """The end state of one attempt."""
 
     RUNNING = "RUNNING"
     COMPLETED = "COMPLETED"

@@ -1,6 +1,6 @@
 """The scheduler: moves due PENDING jobs to QUEUED in batches and pushes their ids to Redis.
 
-It sleeps until the next job falls due, as the database clock tells, and wakes early when
+It sleeps until the next job falls due by the database clock, and wakes early when
 this node submits a scheduled job, schedules a retry, or hears of one from another node.
 """
 
@@ -19,8 +19,8 @@ from jobd.worker import DATABASE_ERRORS, pause_after
 
 logger = logging.getLogger(__name__)
 
-# The longest the scheduler sleeps without a known due time: a safety net for wake-ups that
-# were missed, such as one sent while the LISTEN connection was down.
+# Maximum sleep of the scheduler. It bounds the delay of a wake-up that was missed, such as
+# one sent while the LISTEN connection was down.
 MAX_SLEEP_SECONDS = 5.0
 
 

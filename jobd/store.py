@@ -260,7 +260,7 @@ WITH deleted AS (
 SELECT id FROM deleted
 """
 
-# A handler's progress report, accepted only while the reporting attempt still holds the job.
+# A handler's progress report, accepted only while the reporting attempt still owns the job.
 INSERT_PROGRESS = """
 INSERT INTO job_events (job_id, kind, type, queue, status, attempt, data)
 SELECT id, 'progress', type, queue, status, attempt, $4::text::jsonb
@@ -280,8 +280,8 @@ EVENT_COLUMNS = "id, job_id, kind, type, queue, status, attempt, data, at"
 
 GET_JOB_EVENTS = f"SELECT {EVENT_COLUMNS} FROM job_events WHERE job_id = $1 ORDER BY id LIMIT $2"
 
-# Events after `$1` whose writing transactions have all ended, so no lower id can still
-# appear; the caller reads again when the result was cut short by a running transaction.
+# Events after `$1` whose writing transactions have all ended, so that no lower id can still
+# appear. The caller reads again when a running transaction held the result back.
 EVENTS_AFTER = f"""
 SELECT {EVENT_COLUMNS} FROM job_events
 WHERE id > $1 AND tx < pg_snapshot_xmin(pg_current_snapshot())
@@ -314,8 +314,8 @@ GROUP BY second
 ORDER BY second
 """
 
-# Fold the count deltas into job_counts. Rows are locked in key order, so two nodes folding
-# at once cannot deadlock.
+# Fold the count deltas into job_counts. Only the node holding the maintenance lock runs
+# this, so two folds never race for the same counter rows.
 FOLD_COUNT_DELTAS = """
 WITH taken AS (
     DELETE FROM job_count_deltas RETURNING queue, status, delta

@@ -107,12 +107,6 @@ def registry() -> Registry:
     return registry
 
 
-@pytest.fixture
-async def node(make_node):
-    """A node that works the default and reports queues, so the screenshot shows two queues."""
-    return await make_node(queues={"default": None, "reports": None})
-
-
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
@@ -388,8 +382,14 @@ async def assert_markup_is_inert(dashboard: Dashboard) -> None:
 
 async def test_markup_in_job_shows_as_text(dashboard, store):
     page = dashboard.page
+    # An injected <img src=x> would request /x from the server.
     image_requests: list[str] = []
-    page.on("request", lambda request: image_requests.append(request.url) if request.url.endswith("/x") else None)
+
+    def record_image_request(request) -> None:
+        if request.url.endswith("/x"):
+            image_requests.append(request.url)
+
+    page.on("request", record_image_request)
     await dashboard.open()
 
     job_id = await insert_job_with_markup(store)
@@ -449,16 +449,18 @@ async def test_screenshot_shows_jobs_in_every_state(dashboard, api):
     await dashboard.open()
     later = datetime.now(UTC) + timedelta(hours=1)
 
+    # The test node works only the default queue, so jobs in the reports queue are all
+    # scheduled for later.
     submissions = [
         {"type": "REPORT_GENERATION", "payload": {"userId": 101, "format": "PDF"}},
-        {"type": "DATA_SYNC", "payload": {"source": "S3", "target": "BigQuery"}, "scheduleAt": later.isoformat()},
+        {"type": "DATA_SYNC", "payload": {"source": "S3", "target": "BigQuery"}, "queue": "reports", "scheduleAt": later.isoformat()},
         {"type": "ALWAYS_FAIL", "payload": {"debug": True}, "retryPolicy": {"maxRetries": 0, "backoffSeconds": 0}},
-        {"type": "REPORT_GENERATION", "payload": {"userId": 102, "format": "CSV"}, "queue": "reports"},
+        {"type": "REPORT_GENERATION", "payload": {"userId": 102, "format": "CSV"}, "priority": 5},
         {"type": "DATA_SYNC", "payload": {"source": "Postgres", "target": "S3"}},
         {"type": "ALWAYS_FAIL", "payload": {"debug": False}, "retryPolicy": {"maxRetries": 3, "backoffSeconds": 600}},
         {"type": "DATA_SYNC", "payload": {"source": "GCS", "target": "Snowflake"}, "scheduleAt": later.isoformat()},
-        {"type": "REPORT_GENERATION", "payload": {"userId": 103, "format": "XLSX"}, "queue": "reports", "priority": 5},
-        {"type": "LONG_REPORT", "payload": {"userId": 104, "year": 2025}, "queue": "reports", "priority": 10},
+        {"type": "REPORT_GENERATION", "payload": {"userId": 103, "format": "XLSX"}, "priority": 5},
+        {"type": "LONG_REPORT", "payload": {"userId": 104, "year": 2025}, "priority": 10},
         {"type": "DATA_SYNC", "payload": {"source": "Redis", "target": "S3"}, "queue": "reports", "scheduleAt": (later + timedelta(hours=1)).isoformat()},
     ]
     jobs = []

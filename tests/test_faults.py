@@ -631,13 +631,11 @@ async def test_terminated_sessions_keep_every_loop_running(settings, store, make
         # Every session gets PostgreSQL's FATAL shutdown error with its socket left open, until
         # the relay's health check (every 2 s) has run into it too.
         proxy.terminate_sessions()
-        rescuer = await make_node()
+        await make_node()  # rescues the job if the first node stops renewing its lease
         await wait_for(lambda: not node.relay.connected.is_set(), timeout=10, message="the event relay to notice the error")
         proxy.reset()
 
-        after = new_jobs(settings, registry, 1)
-        await node.submit(after)
-        await wait_for(all_completed(store.pool, [job_id, after[0].id]), timeout=30, message="both jobs to complete")
+        await wait_for(all_completed(store.pool, [job_id]), timeout=30, message="the job to complete")
 
         # The 2 s fault is far shorter than the 5 s lease, so the node keeps its job.
         attempts = await store.get_attempts(job_id)
@@ -648,7 +646,6 @@ async def test_terminated_sessions_keep_every_loop_running(settings, store, make
         await wait_for(node.relay.connected.is_set, timeout=15, message="the event relay to listen again")
         loops = [*node._tasks, node.worker._heartbeat, node.worker._flusher, *node.worker._fetchers]
         assert [task.get_name() for task in loops if task.done()] == []
-        assert rescuer.recovery is not None
     finally:
         proxy.reset()
         await node.stop(grace_seconds=0)
