@@ -71,6 +71,14 @@ class Capacity:
 
 
 @dataclasses.dataclass
+class Reservation:
+    """Slots a fetcher holds for one queue; the ones it does not fill with claims go back."""
+
+    queue: str
+    slots: int
+
+
+@dataclasses.dataclass
 class RunningJob:
     """A claimed job on this node: its handler task and when its lease ends by this node's clock."""
 
@@ -137,20 +145,20 @@ class Worker:
         failures = 0
         while not self._stopping.is_set():
             await asyncio.sleep(pause_after(failures))
-            slots = await self._reserve(queue)
+            reserved = Reservation(queue, await self._reserve(queue))
             try:
-                claimed = await self._fetch_and_claim(queue, slots)
+                await self._fetch_and_claim(reserved)
             except broker_module.UNAVAILABLE as error:
                 failures = self._log_failure(failures, "Redis unavailable, fetching paused", queue, error)
-                claimed = 0
             except DATABASE_ERRORS as error:
                 failures = self._log_failure(failures, "PostgreSQL unavailable, claiming paused", queue, error)
-                claimed = 0
             else:
                 if failures:
                     logger.info("fetching resumed %s", fields(queue=queue, node=self.node))
                 failures = 0
-            await self._release(queue, slots - claimed)
+            finally:
+                # Also on cancellation at shutdown, so that no other fetcher waits for these slots.
+                await self._release(queue, reserved.slots)
 
     def _log_failure(self, failures: int, message: str, queue: str, error: BaseException) -> int:
         if failures == 0:
@@ -158,9 +166,20 @@ class Worker:
         return failures + 1
 
     async def _reserve(self, queue: str) -> int:
-        """Take at least one slot of the queue's bound and of the global bound, at most a batch."""
-        from_queue = await self.queue_capacity[queue].take(self.settings.batch_size)
-        from_global = await self.capacity.take(from_queue)
+        """Take at least one slot of the queue's bound and of the global bound, at most a batch.
+
+        Waiting here holds nothing, so shutdown may cancel a fetcher at this point.
+        """
+        self._idle_queues.add(queue)
+        try:
+            from_queue = await self.queue_capacity[queue].take(self.settings.batch_size)
+            try:
+                from_global = await self.capacity.take(from_queue)
+            except asyncio.CancelledError:
+                await self.queue_capacity[queue].give(from_queue)
+                raise
+        finally:
+            self._idle_queues.discard(queue)
         await self.queue_capacity[queue].give(from_queue - from_global)
         return from_global
 
@@ -168,33 +187,36 @@ class Worker:
         await self.capacity.give(slots)
         await self.queue_capacity[queue].give(slots)
 
-    async def _fetch_and_claim(self, queue: str, slots: int) -> int:
-        job_ids = await self._pop(queue, slots)
+    async def _fetch_and_claim(self, reserved: Reservation) -> None:
+        job_ids = await self._pop(reserved)
         if not job_ids:
-            return 0
+            return
         if self._stopping.is_set():
-            await self._push_back(queue, job_ids)
-            return 0
+            await self._push_back(reserved.queue, job_ids)
+            return
         rows = await self.store.claim(job_ids, self.node, self.settings.lease_seconds)
         if len(rows) < len(job_ids):
-            logger.debug("dropped %d ids that were not QUEUED %s", len(job_ids) - len(rows), fields(queue=queue))
+            logger.debug("dropped %d ids that were not QUEUED %s", len(job_ids) - len(rows), fields(queue=reserved.queue))
         for row in rows:
             self._start_job(row)
-        return len(rows)
+        reserved.slots -= len(rows)
 
-    async def _pop(self, queue: str, slots: int) -> list[UUID]:
-        job_ids = await self.broker.pop(queue, slots)
+    async def _pop(self, reserved: Reservation) -> list[UUID]:
+        queue = reserved.queue
+        job_ids = await self.broker.pop(queue, reserved.slots)
         if job_ids or self._stopping.is_set():
             return job_ids
+
+        # An empty queue: wait for one id holding a single slot, so that other queues can
+        # use the rest of the global bound meanwhile.
+        await self._release(queue, reserved.slots - 1)
+        reserved.slots = 1
         self._idle_queues.add(queue)
         try:
             first = await self.broker.wait_pop(queue, POP_WAIT_SECONDS)
         finally:
             self._idle_queues.discard(queue)
-        if first is None:
-            return []
-        rest = await self.broker.pop(queue, slots - 1) if slots > 1 else []
-        return [first, *rest]
+        return [] if first is None else [first]
 
     async def _push_back(self, queue: str, job_ids: list[UUID]) -> None:
         # Popped during shutdown: the jobs are still QUEUED, so put the ids back for another node.

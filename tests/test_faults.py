@@ -671,10 +671,10 @@ async def test_postgres_restart_loses_no_job(settings, dedicated_postgres, make_
 
             outage_began_at = await database_now(store.pool)
             await asyncio.to_thread(getattr(dedicated_postgres, outage))
+            await wait_for(lambda: not node.relay.connected.is_set(), timeout=10, message="the event relay to notice the outage")
             health = await client.get("/health")
             assert health.status_code == 503
             assert health.json()["postgres"].startswith("unavailable")
-            await wait_for(lambda: not node.relay.connected.is_set(), timeout=10, message="the event relay to notice the outage")
             await asyncio.to_thread(dedicated_postgres.start)
             assert dedicated_postgres.url == database_url
             restarted_at = await database_now(store.pool)
@@ -701,6 +701,8 @@ async def test_postgres_restart_loses_no_job(settings, dedicated_postgres, make_
             health = await client.get("/health")
             assert health.status_code == 200, health.text
             assert health.json()["listening"] is True
+            loops = [*node._tasks, node.worker._heartbeat, node.worker._flusher, *node.worker._fetchers]
+            assert [task.get_name() for task in loops if task.done()] == []
 
             runs = await trace_runs(store.pool, across_ids)
             assert {run["job_id"] for run in runs} == set(across_ids)

@@ -206,3 +206,22 @@ async def test_jobs_of_unserved_queue_wait(node, store):
     await asyncio.sleep(0.3)  # nothing serves the queue, so nothing can signal; a short look suffices
     assert (await job_row(store, job.id))["status"] == "QUEUED"
     assert uuid.UUID(str(job.id)) not in probe.runs
+
+
+async def test_stop_with_several_queues(make_node, store):
+    node = await make_node(concurrency=2, queues={"default": None, "reports": None, "emails": 1})
+
+    await asyncio.wait_for(node.stop(grace_seconds=0), 10)
+
+    assert node.worker.capacity.free == 2
+
+
+async def test_idle_queue_does_not_starve_others(make_node, store):
+    node = await make_node(concurrency=4, batch_size=100, queues={"idle": None, "busy": None})
+    jobs = [new_job(node, "GATE", queue="busy") for _ in range(3)]
+    await node.submit(jobs)
+
+    await wait_for(lambda: len(probe.started) == 3, message="three busy-queue jobs to start while the idle queue waits")
+
+    for job in jobs:
+        probe.release(job.id)

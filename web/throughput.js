@@ -20,7 +20,7 @@ function addBucket(totalsByStart, bucket, displayBucketSeconds) {
   totalsByStart.set(start, totals);
 }
 
-// Returns { bucketSeconds, times, completed, failed }: one entry per display bucket over the
+// Returns { bucketSeconds, times, completed, failed, totalCompleted, totalFailed }: one entry per display bucket over the
 // last 15 minutes, times in Unix seconds (as uPlot expects) and rates in jobs per second.
 // Server buckets are summed into display buckets of a whole multiple of the server's size,
 // and buckets that the server left out count as zero. The newest bucket is still filling,
@@ -45,7 +45,7 @@ export function buildThroughputSeries(throughput, nowMs = Date.now()) {
   const count = Math.max(1, Math.floor(WINDOW_SECONDS / bucketSeconds));
   const newestElapsed = Math.min(bucketSeconds, Math.max(1, nowSeconds - newest));
 
-  const series = { bucketSeconds, times: [], completed: [], failed: [] };
+  const series = { bucketSeconds, times: [], completed: [], failed: [], totalCompleted: 0, totalFailed: 0 };
   for (let index = count - 1; index >= 0; index -= 1) {
     const start = newest - index * bucketSeconds;
     const totals = totalsByStart.get(start) ?? { completed: 0, failed: 0 };
@@ -53,6 +53,8 @@ export function buildThroughputSeries(throughput, nowMs = Date.now()) {
     series.times.push(start);
     series.completed.push(totals.completed / seconds);
     series.failed.push(totals.failed / seconds);
+    series.totalCompleted += totals.completed;
+    series.totalFailed += totals.failed;
   }
   return series;
 }
@@ -61,7 +63,9 @@ export function buildThroughputSeries(throughput, nowMs = Date.now()) {
 // The newest bucket is still filling, so the recent rate uses the complete buckets of the
 // last minute before it.
 export function summarizeThroughput(series) {
-  const { bucketSeconds, completed, failed } = series;
+  // Totals are counts, not rates times bucket length: the newest bucket's rate divides by the
+  // seconds elapsed in it, so multiplying it back by a full bucket would inflate the total.
+  const { bucketSeconds, completed, failed, totalCompleted, totalFailed } = series;
   const recentCount = Math.max(1, Math.round(60 / bucketSeconds));
   const recentEnd = completed.length - 1;
   const recentStart = Math.max(0, recentEnd - recentCount);
@@ -70,12 +74,11 @@ export function summarizeThroughput(series) {
     const window = rates.slice(recentStart, recentEnd);
     return window.length === 0 ? 0 : window.reduce((sum, rate) => sum + rate, 0) / window.length;
   };
-  const totalCount = (rates) => Math.round(rates.reduce((sum, rate) => sum + rate * bucketSeconds, 0));
 
   return (
     `Last minute: ${formatRate(averageRate(completed))} completed and ` +
     `${formatRate(averageRate(failed))} failed per second. ` +
-    `Last 15 minutes: ${formatCount(totalCount(completed))} completed, ` +
-    `${formatCount(totalCount(failed))} failed.`
+    `Last 15 minutes: ${formatCount(totalCompleted)} completed, ` +
+    `${formatCount(totalFailed)} failed.`
   );
 }

@@ -200,3 +200,14 @@ describe("format helpers", () => {
     assert.equal(formatDuration(null), "—");
   });
 });
+
+describe("summarizeThroughput totals", () => {
+  it("counts the newest, still-filling bucket once", () => {
+    const now = Date.parse("2026-12-04T20:15:03Z");
+    const buckets = [
+      { at: "2026-12-04T20:15:00Z", completed: 4, failed: 1 },
+    ];
+    const summary = summarizeThroughput(buildThroughputSeries({ bucketSeconds: 1, buckets }, now));
+    assert.match(summary, /Last 15 minutes: 4 completed, 1 failed\./);
+  });
+});
