@@ -188,3 +188,23 @@ async def test_progress_reports_become_events(node, store):
     events = await store.get_job_events(job.id)
     progress = [event["data"] for event in events if event["kind"] == "progress"]
     assert progress == [{"percent": 25, "message": "step 25"}, {"percent": 50, "message": "step 50"}, {"percent": 100, "message": "step 100"}]
+
+
+async def test_disconnected_client_is_removed(node, live_server):
+    async with httpx.AsyncClient(timeout=10) as client:
+        async with client.stream("GET", f"{live_server}/events"):
+            await wait_for(lambda: len(node.relay.subscribers) == 1, message="the stream to subscribe")
+
+    await wait_for(lambda: not node.relay.subscribers, message="the closed stream to unsubscribe")
+
+
+async def test_idle_stream_sends_keepalive_comments(node, live_server, monkeypatch):
+    import jobd.api
+
+    monkeypatch.setattr(jobd.api, "SSE_PING_SECONDS", 0.2)
+    async with httpx.AsyncClient(timeout=10) as client:
+        async with client.stream("GET", f"{live_server}/events") as response:
+            async for line in response.aiter_lines():
+                if line.startswith(":"):
+                    break
+    assert line.startswith(":")
