@@ -79,7 +79,7 @@ async def _stop_node(node: Node, stopper: _Stopper) -> None:
     forced = asyncio.create_task(stopper.forced.wait(), name="jobd-forced")
     await asyncio.wait({stop, forced}, return_when=asyncio.FIRST_COMPLETED)
     if not stop.done() and node.worker is not None:
-        node.worker.settings = node.settings.replace(shutdown_grace_seconds=0)
+        node.worker.force_stop()
     await stop
     forced.cancel()
 

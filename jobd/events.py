@@ -131,10 +131,14 @@ class Relay:
         while True:
             try:
                 await self._listen_and_relay()
-            except (*DATABASE_ERRORS, ConnectionError) as error:
+            except Exception as error:  # noqa: BLE001 - the loop must outlive any one failed pass
                 self.connected.clear()
                 if failures == 0:
-                    logger.warning("LISTEN connection lost, reconnecting %s", fields(error=repr(error), last_event_id=self.last_id))
+                    logger.warning(
+                        "LISTEN connection lost, reconnecting %s",
+                        fields(error=repr(error), last_event_id=self.last_id),
+                        exc_info=not isinstance(error, (*DATABASE_ERRORS, ConnectionError)),
+                    )
                 failures += 1
                 await asyncio.sleep(RECONNECT_PAUSES[min(failures, len(RECONNECT_PAUSES)) - 1])
             else:

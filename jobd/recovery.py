@@ -116,9 +116,11 @@ class Recovery:
         while True:
             try:
                 result = await self.run_once()
-            except DATABASE_ERRORS as error:
+            except Exception as error:  # noqa: BLE001 - the loop must outlive any one failed pass
                 if failures == 0:
-                    logger.warning("recovery pass failed, retrying %s", fields(error=repr(error)))
+                    logger.warning(
+                        "recovery pass failed, retrying %s", fields(error=repr(error)), exc_info=not isinstance(error, DATABASE_ERRORS)
+                    )
                 failures += 1
                 await asyncio.sleep(pause_after(failures))
                 continue

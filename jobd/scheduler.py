@@ -61,9 +61,11 @@ class Scheduler:
             try:
                 moved = await self.run_once()
                 sleep_for = await self.store.seconds_until_next_due()
-            except DATABASE_ERRORS as error:
+            except Exception as error:  # noqa: BLE001 - the loop must outlive any one failed pass
                 if failures == 0:
-                    logger.warning("scheduler pass failed, retrying %s", fields(error=repr(error)))
+                    logger.warning(
+                        "scheduler pass failed, retrying %s", fields(error=repr(error)), exc_info=not isinstance(error, DATABASE_ERRORS)
+                    )
                 failures += 1
                 await asyncio.sleep(pause_after(failures))
                 continue

@@ -39,7 +39,9 @@ MAX_ERROR_CHARS = 2_000
 MAX_TRACEBACK_CHARS = 20_000
 RETRY_PAUSE_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)  # pause after consecutive failures of a loop step
 
-DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
+# Errors of a statement or of the connection under it. InternalClientError is what a pooled
+# connection raises after the server ended its session (pg_terminate_backend, a restart).
+DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, asyncio.TimeoutError)
 
 
 class Capacity:
@@ -122,6 +124,7 @@ class Worker:
         self._ends: list[AttemptEnd] = []
         self._ends_ready = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._forced = asyncio.Event()
         self._fetchers: list[asyncio.Task] = []
         self._idle_queues: set[str] = set()  # queues whose fetcher is blocked on Redis
         self._fetcher_queues: dict[asyncio.Task, str] = {}
@@ -152,6 +155,8 @@ class Worker:
                 failures = self._log_failure(failures, "Redis unavailable, fetching paused", queue, error)
             except DATABASE_ERRORS as error:
                 failures = self._log_failure(failures, "PostgreSQL unavailable, claiming paused", queue, error)
+            except broker_module.BrokerError as error:
+                failures = self._log_failure(failures, "Redis command failed, fetching paused", queue, error)
             else:
                 if failures:
                     logger.info("fetching resumed %s", fields(queue=queue, node=self.node))
@@ -315,9 +320,14 @@ class Worker:
             batch = self._ends[:FLUSH_BATCH]
             try:
                 persisted = await self.store.finish(batch)
-            except DATABASE_ERRORS as error:
+            except Exception as error:  # noqa: BLE001 - the loop must outlive any one failed pass
                 if failures == 0:
-                    logger.warning("cannot persist %d job outcomes, will retry %s", len(batch), fields(error=repr(error)))
+                    logger.warning(
+                        "cannot persist %d job outcomes, will retry %s",
+                        len(batch),
+                        fields(error=repr(error)),
+                        exc_info=not isinstance(error, DATABASE_ERRORS),
+                    )
                 failures += 1
                 continue
             if failures:
@@ -356,8 +366,11 @@ class Worker:
                 continue
             sent_at = time.monotonic()
             try:
-                still_held = await self.store.renew_leases(held_ids, self.node, self.settings.lease_seconds)
-            except DATABASE_ERRORS as error:
+                # Bounded by one heartbeat: a silent network partition must still let this
+                # node stop its jobs before their leases expire.
+                async with asyncio.timeout(self.settings.heartbeat_seconds):
+                    still_held = await self.store.renew_leases(held_ids, self.node, self.settings.lease_seconds)
+            except Exception as error:  # noqa: BLE001 - the loop must outlive any one failed pass
                 failures = self._log_failure(failures, "cannot renew leases", "*", error)
                 self._stop_jobs_past_deadline()
                 continue
@@ -408,7 +421,7 @@ class Worker:
         tasks = [job.task for job in self.running.values() if job.task is not None and not job.task.done()]
         if tasks:
             logger.info("waiting up to %gs for %d running jobs %s", grace, len(tasks), fields(node=self.node))
-            await asyncio.wait(tasks, timeout=grace)
+            await self._wait_unless_forced(tasks, grace)
         await self._hand_back_unfinished()
         await self._drain_outcomes(deadline=time.monotonic() + max(grace, 5.0))
 
@@ -417,6 +430,23 @@ class Worker:
                 task.cancel()
         await asyncio.gather(*(t for t in (self._heartbeat, self._flusher) if t), return_exceptions=True)
         logger.info("worker stopped %s", fields(node=self.node, completed=self.completed_count))
+
+    def force_stop(self) -> None:
+        """End the grace period of a `stop()` in progress at once: unfinished jobs are handed back."""
+        self._forced.set()
+
+    async def _wait_unless_forced(self, tasks: list[asyncio.Task], grace: float) -> None:
+        forced = asyncio.create_task(self._forced.wait(), name="jobd-force-stop")
+        try:
+            pending = set(tasks)
+            deadline = time.monotonic() + grace
+            while pending and not forced.done() and time.monotonic() < deadline:
+                _, pending = await asyncio.wait(
+                    pending | {forced}, timeout=deadline - time.monotonic(), return_when=asyncio.FIRST_COMPLETED
+                )
+                pending.discard(forced)
+        finally:
+            forced.cancel()
 
     async def _hand_back_unfinished(self) -> None:
         unfinished = [job for job in self.running.values() if not job.finished and not job.lost]
