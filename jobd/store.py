@@ -7,6 +7,7 @@ optional `now` use the database clock unless a test pins the time.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ UNAVAILABLE = (
     asyncpg.CannotConnectNowError,
     asyncpg.OperatorInterventionError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     OSError,
     TimeoutError,
 )
@@ -377,11 +379,56 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
     await connection.set_type_codec("jsonb", encoder=_encode_json, decoder=orjson.loads, schema="pg_catalog")
 
 
+class Pool:
+    """An asyncpg pool that discards a connection after a protocol-level error.
+
+    When the server ends a session on its own (pg_terminate_backend, shutdown), asyncpg can
+    leave the connection open but stuck, raising InternalClientError on every use. Such a
+    connection is terminated here, so the pool opens a fresh one instead of handing it out again.
+    """
+
+    BROKEN = (asyncpg.InternalClientError, asyncpg.InterfaceError)
+
+    def __init__(self, pool: asyncpg.Pool):
+        self._pool = pool
+
+    @contextlib.asynccontextmanager
+    async def acquire(self):
+        async with self._pool.acquire() as connection:
+            try:
+                yield connection
+            except self.BROKEN:
+                connection.terminate()
+                raise
+
+    async def fetch(self, query: str, *arguments):
+        async with self.acquire() as connection:
+            return await connection.fetch(query, *arguments)
+
+    async def fetchrow(self, query: str, *arguments):
+        async with self.acquire() as connection:
+            return await connection.fetchrow(query, *arguments)
+
+    async def fetchval(self, query: str, *arguments):
+        async with self.acquire() as connection:
+            return await connection.fetchval(query, *arguments)
+
+    async def execute(self, query: str, *arguments):
+        async with self.acquire() as connection:
+            return await connection.execute(query, *arguments)
+
+    def is_closing(self) -> bool:
+        return self._pool.is_closing()
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+
 class Store:
     """jobd's view of PostgreSQL: named operations over one asyncpg pool."""
 
     def __init__(self, pool: asyncpg.Pool, dsn: str):
-        self.pool = pool
+        self.pool = Pool(pool)
         self.dsn = dsn
 
     @classmethod
