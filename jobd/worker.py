@@ -125,6 +125,7 @@ class Worker:
         self._ends_ready = asyncio.Event()
         self._stopping = asyncio.Event()
         self._forced = asyncio.Event()
+        self._renewal: asyncio.Task | None = None
         self._fetchers: list[asyncio.Task] = []
         self._idle_queues: set[str] = set()  # queues whose fetcher is blocked on Redis
         self._fetcher_queues: dict[asyncio.Task, str] = {}
@@ -366,10 +367,7 @@ class Worker:
                 continue
             sent_at = time.monotonic()
             try:
-                # Bounded by one heartbeat: a silent network partition must still let this
-                # node stop its jobs before their leases expire.
-                async with asyncio.timeout(self.settings.heartbeat_seconds):
-                    still_held = await self.store.renew_leases(held_ids, self.node, self.settings.lease_seconds)
+                still_held = await self._renew(held_ids)
             except Exception as error:  # noqa: BLE001 - the loop must outlive any one failed pass
                 failures = self._log_failure(failures, "cannot renew leases", "*", error)
                 self._stop_jobs_past_deadline()
@@ -385,6 +383,24 @@ class Worker:
                     job.lease_deadline = sent_at + self.settings.lease_seconds
                 elif not job.finished:
                     self._abandon(job, "the job was cancelled or rescued by another node")
+
+    async def _renew(self, held_ids: list[UUID]) -> set[UUID]:
+        """Renew leases, giving up after one heartbeat so that a silent partition still lets
+        this node stop its jobs before their leases expire.
+
+        The renewal runs as its own task and is not awaited past the deadline: cancelling an
+        asyncpg query waits for the connection's reset, which a partition can stall for minutes.
+        While one renewal is stuck, no second one starts, so stuck renewals cannot drain the pool.
+        """
+        if self._renewal is None or self._renewal.done():
+            self._renewal = asyncio.create_task(
+                self.store.renew_leases(held_ids, self.node, self.settings.lease_seconds), name="jobd-renew-leases"
+            )
+            self._renewal.add_done_callback(_consume_result)
+        done, _ = await asyncio.wait({self._renewal}, timeout=self.settings.heartbeat_seconds)
+        if not done:
+            raise TimeoutError(f"lease renewal took longer than {self.settings.heartbeat_seconds:g} s")
+        return self._renewal.result()
 
     def _stop_jobs_past_deadline(self) -> None:
         # Without a renewed lease another node may rescue the job soon; stop it first so
@@ -485,6 +501,12 @@ class Worker:
                 len(self._ends),
                 fields(node=self.node),
             )
+
+
+def _consume_result(task: asyncio.Task) -> None:
+    # Retrieve the outcome of a renewal nobody awaited any more, so asyncio does not log it as lost.
+    if not task.cancelled():
+        task.exception()
 
 
 def _json_safe(result: Any) -> Any:

@@ -1,5 +1,5 @@
 """Fault injection against real servers: killed and stopped workers, Redis losing its data or
-going away, PostgreSQL restarting, and racing claimers.
+going away, PostgreSQL restarting or cut off from one node, and racing claimers.
 
 Each test checks that no job is lost and that no job runs twice at once. TRACE jobs record
 every run in `probe_runs`, so runs in killed processes can be checked from outside. A test
@@ -82,6 +82,16 @@ async def trace_runs(pool: asyncpg.Pool, job_ids: Sequence[UUID]) -> list[asyncp
     )
 
 
+async def queue_is_empty(broker) -> bool:
+    return await broker.size(QUEUE) == 0
+
+
+def stopped_loops(node) -> list[str]:
+    """Return the names of the node's loop tasks that have ended. Each should run until the node stops."""
+    loops = [*node._tasks, node.worker._heartbeat, node.worker._flusher, *node.worker._fetchers]
+    return [task.get_name() for task in loops if task.done()]
+
+
 def runs_started_in(pool: asyncpg.Pool, job_ids: Sequence[UUID], pid: int) -> Callable[[], object]:
     async def check() -> bool:
         started = await pool.fetchval(
@@ -132,7 +142,7 @@ def postgres_fatal_error(code: str = "57P01", message: str = "terminating connec
 class TcpProxy:
     """A TCP proxy on 127.0.0.1 in front of one server, which can partition its clients from it.
 
-    `cut` resets every connection and refuses new ones, as a crashed router does. `blackhole`
+    `cut` resets every connection and rejects new ones, as a crashed router does. `blackhole`
     keeps connections open but drops every byte, as a silent network partition does: the
     client sees no error, only missing replies. `terminate_sessions` sends each PostgreSQL
     client a FATAL error but keeps its socket open, as a backend that is shutting down does
@@ -143,7 +153,7 @@ class TcpProxy:
     def __init__(self, upstream_port: int):
         self.upstream_port = upstream_port
         self.port = 0
-        self.refusing = False
+        self.rejecting = False
         self.dropping = False
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -161,20 +171,20 @@ class TcpProxy:
         return urlunsplit(parts._replace(netloc=netloc))
 
     def cut(self) -> None:
-        self.refusing = True
+        self.rejecting = True
         self._reset_connections()
 
     def blackhole(self) -> None:
         self.dropping = True
 
     def terminate_sessions(self) -> None:
-        self.refusing = True
+        self.rejecting = True
         self.dropping = True
         for client in list(self._clients):
             client.write(postgres_fatal_error())
 
     def reset(self) -> None:
-        self.refusing = False
+        self.rejecting = False
         self.dropping = False
         self._reset_connections()
 
@@ -191,7 +201,7 @@ class TcpProxy:
         self._clients.clear()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.refusing:
+        if self.rejecting:
             writer.transport.abort()
             return
         try:
@@ -258,11 +268,11 @@ class WorkerProcess:
         return text in self.log_path.read_text(errors="replace")
 
     async def wait_exit(self, timeout: float) -> int:
-        """Wait for the process to exit and return its exit code; fail with its log after `timeout` seconds."""
+        """Wait for the process to exit and return its exit code. Fail with its log after `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while self.process.poll() is None:
             if time.monotonic() > deadline:
-                pytest.fail(f"jobd worker pid {self.pid} still runs after {timeout:g} s; its log ends:\n{self.log_tail()}")
+                pytest.fail(f"jobd worker pid {self.pid} still runs after {timeout:g} s. Its log ends:\n{self.log_tail()}")
             await asyncio.sleep(0.02)
         return self.process.returncode
 
@@ -271,9 +281,9 @@ class WorkerProcess:
         check = runs_started_in(pool, job_ids, self.pid)
         while not await check():
             if self.process.poll() is not None:
-                pytest.fail(f"jobd worker pid {self.pid} exited with code {self.process.returncode}; its log ends:\n{self.log_tail()}")
+                pytest.fail(f"jobd worker pid {self.pid} exited with code {self.process.returncode}. Its log ends:\n{self.log_tail()}")
             if time.monotonic() > deadline:
-                pytest.fail(f"jobd worker pid {self.pid} did not start {len(job_ids)} jobs in {timeout:g} s; its log ends:\n{self.log_tail()}")
+                pytest.fail(f"jobd worker pid {self.pid} did not start {len(job_ids)} jobs in {timeout:g} s. Its log ends:\n{self.log_tail()}")
             await asyncio.sleep(0.02)
 
 
@@ -282,7 +292,7 @@ class WorkerProcess:
 
 @pytest.fixture
 def start_worker_process(settings, tmp_path) -> Iterator[Callable[..., WorkerProcess]]:
-    """Start `jobd worker` subprocesses; any still running at teardown is killed by its pid."""
+    """Start `jobd worker` subprocesses. Any still running at teardown is killed by its pid."""
     workers: list[WorkerProcess] = []
 
     def start(**environment: str) -> WorkerProcess:
@@ -440,11 +450,7 @@ async def test_sigterm_hands_back_jobs_past_grace(settings, store, make_node, re
     assert_runs_do_not_overlap(runs, {worker.pid: exited_at})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Worker.stop waits for fetchers blocked on a full Capacity, so the grace period starts only when a job ends",
-)
-async def test_sigterm_with_every_slot_busy_exits_within_grace(settings, store, make_node, registry, start_worker_process):
+async def test_sigterm_with_all_slots_busy_exits(settings, store, make_node, registry, start_worker_process):
     submitter = await make_node(run_worker=False, start_loops=False)
     jobs = new_jobs(settings, registry, 2, "TRACE", payload={"seconds": 15})
     job_ids = [job.id for job in jobs]
@@ -459,10 +465,6 @@ async def test_sigterm_with_every_slot_busy_exits_within_grace(settings, store, 
     assert await count_statuses(store.pool, job_ids) == {"QUEUED": len(job_ids)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli._stop_node lowers the grace in node.worker.settings after Worker.stop has already read it",
-)
 async def test_second_sigterm_stops_at_once(settings, store, make_node, registry, start_worker_process):
     submitter = await make_node(run_worker=False, start_loops=False)
     jobs = new_jobs(settings, registry, 1, "TRACE", payload={"seconds": 40})
@@ -508,7 +510,7 @@ async def test_redis_flushall_loses_no_queued_job(settings, store, dedicated_red
     assert attempts == len(jobs)
 
 
-async def test_job_submitted_while_redis_is_down_runs(settings, store, dedicated_redis, make_node, registry):
+async def test_job_submitted_during_redis_outage_runs(settings, store, dedicated_redis, make_node, registry):
     node = await make_node(redis_url=dedicated_redis.url)
     transport = httpx.ASGITransport(app=create_app(node))
     async with httpx.AsyncClient(transport=transport, base_url="http://jobd.test") as client:
@@ -540,16 +542,16 @@ async def test_job_pushed_twice_runs_once(settings, store, broker, make_node, re
     jobs = new_jobs(settings, registry, 200)
     job_ids = [job.id for job in jobs]
 
-    # Push every id a second time while two nodes pop, so some ids are delivered again
-    # after a node already took them.
+    # Push every id a second time while two nodes pop: an id that a node already took is
+    # delivered again.
     rows = await first.submit(jobs)
     entries = [(row["queue"], row["id"], redis_score(row["priority"], row["schedule_at"])) for row in rows]
     await broker.push(entries)
     await wait_for(all_completed(store.pool, job_ids), timeout=20, message="200 jobs to complete")
 
-    # Deliver every id once more after it completed; the nodes must pop and drop them all.
+    # Deliver every id once more after it completed. The nodes must pop and drop them all.
     assert await broker.push(entries) == len(entries)
-    await wait_for(lambda: _queue_empty(broker), timeout=10, message="the duplicate ids to be popped")
+    await wait_for(lambda: queue_is_empty(broker), timeout=10, message="the duplicate ids to be popped")
 
     assert Counter(probe.runs[job_id] for job_id in job_ids) == {1: len(job_ids)}
     attempts = await store.pool.fetch(
@@ -559,24 +561,12 @@ async def test_job_pushed_twice_runs_once(settings, store, broker, make_node, re
     assert [(row["attempt"], row["outcome"], row["count"]) for row in attempts] == [(1, "COMPLETED", len(job_ids))]
 
 
-async def _queue_empty(broker) -> bool:
-    return await broker.size(QUEUE) == 0
-
-
 # -- a live worker loses PostgreSQL -------------------------------------------------------------
 
 
 PARTITIONS = [
     pytest.param("cut", id="connections reset"),
-    pytest.param(
-        "blackhole",
-        id="traffic dropped",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="Worker._heartbeat_loop awaits renew_leases with only the 60 s command_timeout, "
-            "so a silent partition never lets it stop jobs whose lease expires",
-        ),
-    ),
+    pytest.param("blackhole", id="traffic dropped"),
 ]
 
 
@@ -612,11 +602,6 @@ async def test_partitioned_worker_stops_job_before_rescue(settings, store, make_
         await proxy.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DATABASE_ERRORS in jobd/worker.py lacks asyncpg.InternalClientError, which a pooled connection "
-    "raises after an unsolicited FATAL error, so the heartbeat, recovery and relay loops die",
-)
 async def test_terminated_sessions_keep_every_loop_running(settings, store, make_node, registry, use_trace_database):
     await use_trace_database(settings.database_url)
     proxy = TcpProxy(urlsplit(settings.database_url).port or 5432)
@@ -632,20 +617,23 @@ async def test_terminated_sessions_keep_every_loop_running(settings, store, make
         # the relay's health check (every 2 s) has run into it too.
         proxy.terminate_sessions()
         await make_node()  # rescues the job if the first node stops renewing its lease
+        transport = httpx.ASGITransport(app=create_app(node), raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://jobd.test") as client:
+            health = await client.get("/health")
+        assert health.status_code == 503, health.text
         await wait_for(lambda: not node.relay.connected.is_set(), timeout=10, message="the event relay to notice the error")
         proxy.reset()
 
         await wait_for(all_completed(store.pool, [job_id]), timeout=30, message="the job to complete")
 
-        # The 2 s fault is far shorter than the 5 s lease, so the node keeps its job.
+        # The fault lasts about 2 s, far less than the 5 s lease, so the node keeps its job.
         attempts = await store.get_attempts(job_id)
         assert [(attempt["attempt"], attempt["outcome"], attempt["node"]) for attempt in attempts] == [
             (1, "COMPLETED", node.settings.node_name)
         ]
         assert_runs_do_not_overlap(await trace_runs(store.pool, [job_id]), {})
         await wait_for(node.relay.connected.is_set, timeout=15, message="the event relay to listen again")
-        loops = [*node._tasks, node.worker._heartbeat, node.worker._flusher, *node.worker._fetchers]
-        assert [task.get_name() for task in loops if task.done()] == []
+        assert stopped_loops(node) == []
     finally:
         proxy.reset()
         await node.stop(grace_seconds=0)
@@ -671,10 +659,10 @@ async def test_postgres_restart_loses_no_job(settings, dedicated_postgres, make_
 
             outage_began_at = await database_now(store.pool)
             await asyncio.to_thread(getattr(dedicated_postgres, outage))
-            await wait_for(lambda: not node.relay.connected.is_set(), timeout=10, message="the event relay to notice the outage")
             health = await client.get("/health")
             assert health.status_code == 503
             assert health.json()["postgres"].startswith("unavailable")
+            await wait_for(lambda: not node.relay.connected.is_set(), timeout=10, message="the event relay to notice the outage")
             await asyncio.to_thread(dedicated_postgres.start)
             assert dedicated_postgres.url == database_url
             restarted_at = await database_now(store.pool)
@@ -701,8 +689,7 @@ async def test_postgres_restart_loses_no_job(settings, dedicated_postgres, make_
             health = await client.get("/health")
             assert health.status_code == 200, health.text
             assert health.json()["listening"] is True
-            loops = [*node._tasks, node.worker._heartbeat, node.worker._flusher, *node.worker._fetchers]
-            assert [task.get_name() for task in loops if task.done()] == []
+            assert stopped_loops(node) == []
 
             runs = await trace_runs(store.pool, across_ids)
             assert {run["job_id"] for run in runs} == set(across_ids)
