@@ -20,7 +20,7 @@ registry = Registry()
 for _job_type in probe.registry.types:
     registry.register(_job_type, probe.registry.get(_job_type).handler)
 
-# Tests of this process set `pool` themselves; a worker subprocess creates it on first use.
+# Tests in this process set `pool` themselves. A worker subprocess creates it on first use.
 pool: asyncpg.Pool | None = None
 _pool_lock = asyncio.Lock()
 
