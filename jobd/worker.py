@@ -130,6 +130,7 @@ class Worker:
         self._idle_queues: set[str] = set()  # queues whose fetcher is blocked on Redis
         self._fetcher_queues: dict[asyncio.Task, str] = {}
         self._heartbeat: asyncio.Task | None = None
+        self._lease_guard: asyncio.Task | None = None
         self._flusher: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -137,6 +138,7 @@ class Worker:
             self._fetchers.append(asyncio.create_task(self._fetch_loop(queue), name=f"jobd-fetch-{queue}"))
         self._fetcher_queues = dict(zip(self._fetchers, self.settings.queues))
         self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="jobd-heartbeat")
+        self._lease_guard = asyncio.create_task(self._lease_guard_loop(), name="jobd-lease-guard")
         self._flusher = asyncio.create_task(self._flush_loop(), name="jobd-flush")
         logger.info(
             "worker started %s",
@@ -370,7 +372,6 @@ class Worker:
                 still_held = await self._renew(held_ids)
             except Exception as error:  # noqa: BLE001 - the loop must outlive any one failed pass
                 failures = self._log_failure(failures, "cannot renew leases", "*", error)
-                self._stop_jobs_past_deadline()
                 continue
             if failures:
                 logger.info("lease renewal resumed %s", fields(node=self.node))
@@ -402,13 +403,33 @@ class Worker:
             raise TimeoutError(f"lease renewal took longer than {self.settings.heartbeat_seconds:g} s")
         return self._renewal.result()
 
-    def _stop_jobs_past_deadline(self) -> None:
-        # Without a renewed lease another node may rescue the job soon; stop it first so
-        # that it never runs twice at once. A margin of one heartbeat absorbs clock drift.
-        limit = time.monotonic() + self.settings.heartbeat_seconds
-        for job in list(self.running.values()):
-            if not job.finished and not job.lost and job.lease_deadline <= limit:
+    async def _lease_guard_loop(self) -> None:
+        """Stop each job one heartbeat before its lease would expire unrenewed.
+
+        Without a renewed lease another node may rescue the job, so it must stop first and
+        never run twice at once. This runs apart from renewals, which may hang for a whole
+        heartbeat, so a stop is never late. The margin of one heartbeat absorbs clock drift.
+        """
+        margin = self.settings.heartbeat_seconds
+        while True:
+            self._stop_jobs_past_deadline(margin)
+            await asyncio.sleep(self._seconds_until_next_stop(margin))
+
+    def _stop_jobs_past_deadline(self, margin: float) -> None:
+        limit = time.monotonic() + margin
+        for job in self._guarded_jobs():
+            if job.lease_deadline <= limit:
                 self._abandon(job, "its lease could not be renewed before it expired")
+
+    def _seconds_until_next_stop(self, margin: float) -> float:
+        earliest = min((job.lease_deadline for job in self._guarded_jobs()), default=None)
+        if earliest is None:
+            # A job claimed meanwhile has a whole lease ahead, so one heartbeat is soon enough.
+            return margin
+        return min(margin, max(0.0, earliest - margin - time.monotonic()))
+
+    def _guarded_jobs(self) -> list[RunningJob]:
+        return [job for job in self.running.values() if not job.finished and not job.lost]
 
     def _abandon(self, job: RunningJob, reason: str) -> None:
         logger.warning("stopping job %s %s", fields(reason=reason), fields(job_id=job.id, type=job.type, attempt=job.attempt))
@@ -441,10 +462,10 @@ class Worker:
         await self._hand_back_unfinished()
         await self._drain_outcomes(deadline=time.monotonic() + max(grace, 5.0))
 
-        for task in (self._heartbeat, self._flusher):
-            if task is not None:
-                task.cancel()
-        await asyncio.gather(*(t for t in (self._heartbeat, self._flusher) if t), return_exceptions=True)
+        loops = [task for task in (self._heartbeat, self._lease_guard, self._flusher) if task is not None]
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
         logger.info("worker stopped %s", fields(node=self.node, completed=self.completed_count))
 
     def force_stop(self) -> None:

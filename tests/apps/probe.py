@@ -34,6 +34,8 @@ gates: dict[UUID, asyncio.Event] = defaultdict(asyncio.Event)
 started: set[UUID] = set()
 threads: list[str] = []
 _pool: asyncpg.Pool | None = None
+# TRACE runs that start together must share one pool, not each create one.
+_pool_lock = asyncio.Lock()
 
 
 def reset() -> None:
@@ -98,8 +100,9 @@ async def bad_result(job: JobContext) -> object:
 async def trace(job: JobContext) -> dict:
     """Record the run's start and end in PostgreSQL, sleeping `seconds` in between."""
     global _pool
-    if _pool is None:
-        _pool = await asyncpg.create_pool(os.environ["JOBD_DATABASE_URL"], min_size=1, max_size=4)
+    async with _pool_lock:
+        if _pool is None:
+            _pool = await asyncpg.create_pool(os.environ["JOBD_DATABASE_URL"], min_size=1, max_size=4)
     await _pool.execute("INSERT INTO probe_runs (job_id, attempt, pid) VALUES ($1, $2, $3)", job.id, job.attempt, os.getpid())
     await anyio.sleep(float(job.payload.get("seconds", 0.1)))
     await _pool.execute(
