@@ -12,11 +12,9 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +22,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from jobd.embedded import EmbeddedServers, free_port
+from jobd.embedded import free_port, temporary_servers
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -170,15 +168,8 @@ def main() -> None:
     parser.add_argument("--events-jobs", type=int, default=200, help="jobs submitted while the subscribers listen")
     parser.add_argument("--jobs", type=int, default=1_000_000, help="rows put in the jobs table for the load timings")
     arguments = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="jobd-bench-"))
-    folder.chmod(0o755)
-    servers = EmbeddedServers(folder)
-    database_url, redis_url = servers.start()
-    try:
+    with temporary_servers(prefix="jobd-bench-") as (database_url, redis_url):
         asyncio.run(run(arguments, database_url, redis_url))
-    finally:
-        servers.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

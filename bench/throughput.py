@@ -1,8 +1,8 @@
 """Measure no-op jobs per second through the whole path: insert, push, pop, claim, run, finish.
 
 Usage: python bench/throughput.py [--jobs N] [--concurrency C] [--batch B]
-With JOBD_DATABASE_URL and JOBD_REDIS_URL set it uses those servers (their jobd tables are
-emptied first); otherwise it starts embedded servers in a temporary folder.
+With JOBD_DATABASE_URL and JOBD_REDIS_URL set, it uses those servers and empties their jobd
+tables first. Otherwise it starts embedded servers in a temporary folder.
 """
 
 from __future__ import annotations
@@ -11,16 +11,13 @@ import argparse
 import asyncio
 import logging
 import os
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
 import asyncpg
 
 from jobd import JobContext, Registry
 from jobd.config import Settings
-from jobd.embedded import EmbeddedServers
+from jobd.embedded import temporary_servers
 from jobd.node import Node
 from jobd.validation import parse_job
 
@@ -84,15 +81,8 @@ def main() -> None:
     if database_url and redis_url:
         asyncio.run(run(arguments, database_url, redis_url))
         return
-    folder = Path(tempfile.mkdtemp(prefix="jobd-bench-"))
-    folder.chmod(0o755)
-    servers = EmbeddedServers(folder)
-    database_url, redis_url = servers.start()
-    try:
+    with temporary_servers(prefix="jobd-bench-") as (database_url, redis_url):
         asyncio.run(run(arguments, database_url, redis_url))
-    finally:
-        servers.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

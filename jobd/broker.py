@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from uuid import UUID
 
 import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from jobd.models import redis_score
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +64,13 @@ class Broker:
                 pipe.zadd(self.queue_key(queue), members, nx=only_missing)
             added = await pipe.execute()
         return sum(added)
+
+    async def push_jobs(self, rows: Iterable[Mapping], *, only_missing: bool = False) -> int:
+        """Push job rows (with queue, id, priority and schedule_at) to their queues, scored by `redis_score`."""
+        return await self.push(
+            ((row["queue"], row["id"], redis_score(row["priority"], row["schedule_at"])) for row in rows),
+            only_missing=only_missing,
+        )
 
     async def pop(self, queue: str, count: int) -> list[UUID]:
         """Take up to `count` ids from the head of `queue` without waiting."""

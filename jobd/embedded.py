@@ -8,6 +8,7 @@ hints that recovery rebuilds from PostgreSQL.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -16,7 +17,9 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from jobd.errors import EmbeddedServerError
@@ -297,7 +300,7 @@ class EmbeddedRedis:
         logger.info("embedded Redis stopped %s", fields(port=self.port))
 
     def _stop_leftover(self) -> None:
-        """Stop a Redis that a killed jobd process left running. Its data is only hints, so nothing is lost."""
+        """Stop a Redis that a killed jobd process left running. It stores nothing on disk, and recovery pushes every QUEUED id again."""
         try:
             pid = int(self.pid_path.read_text().strip())
             command = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -306,6 +309,23 @@ class EmbeddedRedis:
         if b"redis-server" in command and str(self.folder).encode() in command:
             logger.info("stopping a Redis left over from an earlier run %s", fields(pid=pid))
             _stop_process(pid, "leftover embedded Redis", signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def temporary_servers(prefix: str = "jobd-") -> Iterator[tuple[str, str]]:
+    """Run both embedded servers in a new temporary folder, removed afterwards; yields their URLs.
+
+    The folder is world-readable because, under root, PostgreSQL runs as a service user that
+    must be able to reach its data.
+    """
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    folder.chmod(0o755)
+    servers = EmbeddedServers(folder)
+    try:
+        yield servers.start()
+    finally:
+        servers.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class EmbeddedServers:

@@ -21,7 +21,7 @@ from jobd.errors import ConfigError
 from jobd.events import Relay
 from jobd.handlers import Registry
 from jobd.log import fields
-from jobd.models import NewJob, Status, redis_score
+from jobd.models import NewJob, Status
 from jobd.recovery import Recovery
 from jobd.scheduler import Scheduler
 from jobd.store import Store
@@ -120,7 +120,7 @@ class Node:
         if not rows:
             return
         try:
-            await self.broker.push((row["queue"], row["id"], redis_score(row["priority"], row["schedule_at"])) for row in rows)
+            await self.broker.push_jobs(rows)
         except broker_module.UNAVAILABLE as error:
             logger.warning(
                 "Redis unavailable: %d jobs stay QUEUED until recovery pushes them %s",

@@ -18,7 +18,7 @@ from jobd import broker as broker_module
 from jobd.broker import Broker
 from jobd.config import Settings
 from jobd.log import fields
-from jobd.models import Outcome, Status, iso, redis_score, retry_delay
+from jobd.models import Outcome, Status, iso, retry_delay
 from jobd.store import AttemptEnd, Store
 from jobd.worker import DATABASE_ERRORS, pause_after
 
@@ -99,10 +99,7 @@ class Recovery:
         for _ in range(REQUEUE_PAGES_PER_PASS):
             rows = await self.store.stale_queued(self.settings.requeue_after_seconds, self._requeue_cursor, REQUEUE_PAGE, now)
             if rows:
-                missing += await self.broker.push(
-                    ((row["queue"], row["id"], redis_score(row["priority"], row["schedule_at"])) for row in rows),
-                    only_missing=True,
-                )
+                missing += await self.broker.push_jobs(rows, only_missing=True)
                 self._requeue_cursor = (rows[-1]["queued_at"], rows[-1]["id"])
             if len(rows) < REQUEUE_PAGE:
                 self._requeue_cursor = None

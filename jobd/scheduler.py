@@ -13,7 +13,6 @@ from jobd import broker as broker_module
 from jobd.broker import Broker
 from jobd.config import Settings
 from jobd.log import fields
-from jobd.models import redis_score
 from jobd.store import Store
 from jobd.worker import DATABASE_ERRORS, pause_after
 
@@ -49,7 +48,7 @@ class Scheduler:
         if not rows:
             return
         try:
-            await self.broker.push((row["queue"], row["id"], redis_score(row["priority"], row["schedule_at"])) for row in rows)
+            await self.broker.push_jobs(rows)
         except broker_module.UNAVAILABLE as error:
             # The jobs are QUEUED in PostgreSQL, so recovery pushes them once Redis is back.
             logger.warning("cannot push %d due jobs to Redis; recovery will push them %s", len(rows), fields(error=repr(error)))

@@ -28,7 +28,7 @@ from jobd.broker import Broker
 from jobd.config import Settings
 from jobd.handlers import JobContext, Registry
 from jobd.log import fields
-from jobd.models import Outcome, Status, redis_score, retry_delay
+from jobd.models import Outcome, Status, retry_delay
 from jobd.store import AttemptEnd, Store
 
 logger = logging.getLogger(__name__)
@@ -176,7 +176,7 @@ class Worker:
     async def _reserve(self, queue: str) -> int:
         """Take at least one slot of the queue's bound and of the global bound, at most a batch.
 
-        Waiting here holds nothing, so shutdown may cancel a fetcher at this point.
+        A fetcher waiting here has claimed nothing, so shutdown may cancel it at this point.
         """
         self._idle_queues.add(queue)
         try:
@@ -509,7 +509,7 @@ class Worker:
 
     async def _push_returned(self, rows: list[asyncpg.Record]) -> None:
         try:
-            await self.broker.push((row["queue"], row["id"], redis_score(row["priority"], row["schedule_at"])) for row in rows)
+            await self.broker.push_jobs(rows)
         except broker_module.UNAVAILABLE as error:
             logger.warning("cannot push handed-back jobs; recovery will push them %s", fields(error=repr(error)))
 
@@ -525,7 +525,7 @@ class Worker:
 
 
 def _consume_result(task: asyncio.Task) -> None:
-    # Retrieve the outcome of a renewal nobody awaited any more, so asyncio does not log it as lost.
+    # Retrieve the outcome of a renewal that is no longer awaited, so asyncio does not log it as never retrieved.
     if not task.cancelled():
         task.exception()
 

@@ -1,7 +1,7 @@
 """Shared fixtures: real PostgreSQL and Redis, a clean slate per test, nodes and HTTP clients.
 
 By default the suite starts embedded servers once per session. With JOBD_TEST_DATABASE_URL
-and JOBD_TEST_REDIS_URL set, it uses those servers instead; it then owns the jobd tables in
+and JOBD_TEST_REDIS_URL set, it uses those servers instead. It then owns the jobd tables in
 that database and the keys under its own Redis prefix.
 """
 
@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,7 +25,7 @@ import uvicorn
 from jobd.api import create_app
 from jobd.broker import Broker
 from jobd.config import Settings
-from jobd.embedded import EmbeddedServers, free_port
+from jobd.embedded import free_port, temporary_servers
 from jobd.node import Node, migrations_folder
 from jobd.store import Store
 
@@ -61,15 +59,8 @@ def server_urls(tmp_path_factory) -> tuple[str, str]:
         return
     # Not under pytest's private 0700 folder: as root, PostgreSQL runs as a service user that
     # must be able to reach its data folder.
-    folder = Path(tempfile.mkdtemp(prefix="jobd-test-"))
-    folder.chmod(0o755)
-    servers = EmbeddedServers(folder)
-    urls = servers.start()
-    try:
+    with temporary_servers(prefix="jobd-test-") as urls:
         yield urls
-    finally:
-        servers.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

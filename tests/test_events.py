@@ -5,7 +5,6 @@ import contextlib
 
 import httpx
 import pytest
-from apps import probe
 from conftest import wait_for
 from sse import read_messages
 
